@@ -61,12 +61,13 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"rows: {rows:,} over {len(report.rows)} files; expectations: {report.expectations}; "
-        f"rule verifications: {report.verifications:,}; workers: {args.workers}"
+        f"responses checked against their constraints: {report.verifications:,} "
+        f"({report.verifier_calls:,} single-constraint verifier calls); workers: {args.workers}"
     )
     print(
         f"validate (no Data Docs): median {median:.1f}s of {args.repeats} "
         f"({', '.join(f'{t:.1f}' for t in timings)}) -> {rows / median:,.0f} rows/s, "
-        f"{report.verifications / median:,.0f} verifications/s"
+        f"{report.verifications / median:,.0f} checked responses/s"
     )
     print(f"validate with Data Docs: {with_docs:.1f}s; peak RSS of the driver {peak:,.0f} MiB")
 

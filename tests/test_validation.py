@@ -187,7 +187,7 @@ CASES: dict[str, tuple[Corruption, str, str]] = {
     "empty response": (
         _edit("train/sft.jsonl", _empty_response),
         "train.sft",
-        "expect_column_value_lengths_to_be_between",
+        "expect_column_values_to_be_between",
     ),
     "truncated last line": (_truncate_last_line, "train/iopo.jsonl", "truncated line"),
     "invalid UTF-8": (_invalid_utf8, "eval/sft.jsonl", "line 2: not valid UTF-8"),
@@ -293,3 +293,81 @@ def test_required_types_follow_the_manifest_and_a_full_training_split():
         "format",
         "example",
     }
+
+
+def _scan(data: Path, workers: int):
+    from tracealign.taxonomy import DIMENSIONS, ConstraintType
+    from tracealign.validation.columns import RowContext
+    from tracealign.validation.scan import scan_dataset
+
+    ctx = RowContext(
+        frozenset(dimension.id for dimension in DIMENSIONS),
+        frozenset(kind.value for kind in ConstraintType),
+    )
+    return scan_dataset(data, ctx, workers=workers)
+
+
+@pytest.fixture
+def small_shards(monkeypatch):
+    """Force the process pool and shards of a few KiB, so a small dataset spans many."""
+    from tracealign.validation import scan
+
+    monkeypatch.setattr(scan, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(scan, "SHARD_BYTES", (4096, 4096))
+
+
+def test_sharded_parallel_scan_equals_a_single_pass(dataset, small_shards):
+    import pandas as pd
+
+    single, sharded = _scan(dataset, 1), _scan(dataset, 2)
+    assert not single.problems and not sharded.problems
+    assert single.frames.keys() == sharded.frames.keys()
+    for key, frame in single.frames.items():
+        pd.testing.assert_frame_equal(frame, sharded.frames[key], obj=str(key))
+        assert frame["row"].tolist() == list(range(1, len(frame) + 1))
+    for split, frame in single.constraints.items():
+        pd.testing.assert_frame_equal(frame, sharded.constraints[split], obj=split)
+    assert (single.claims, single.calls) == (sharded.claims, sharded.calls)
+
+    # each distinct (constraint, response) check runs once: SFT responses and IOPO y1 are the
+    # DPO chosen responses, and x2 shares most constraints with x1
+    frames = single.frames
+    full = sum(
+        int(frame[column].fillna(0).sum()) * weight
+        for key, column, weight in [
+            ("sft", "n_constraints", 1),  # an SFT row has its instruction's count
+            ("dpo", "n_constraints", 2),
+            ("iopo", "n_constraints_x1", 2),
+            ("iopo", "n_constraints_x2", 2),
+        ]
+        for split in ("train", "eval", "eval_ood")
+        if (frame := frames.get((split, "instructions" if key == "sft" else key))) is not None
+    )
+    assert 0 < single.calls < 0.6 * full, (single.calls, full)
+
+
+def test_a_bad_line_deep_in_a_sharded_file_is_named_with_its_line(dataset, tmp_path, small_shards):
+    copy = tmp_path / "data"
+    shutil.copytree(dataset, copy)
+    path = copy / "train" / "iopo.jsonl"
+    lines = path.read_bytes().split(b"\n")
+    lines[99] = lines[99][: len(lines[99]) // 2]  # line 100 cut in half
+    path.write_bytes(b"\n".join(lines))
+    scanned = _scan(copy, 2)
+    assert len(scanned.problems) == 1
+    assert str(scanned.problems[0]).startswith(f"{path}, line 100: not valid JSON")
+    assert ("train", "iopo") not in scanned.frames  # an unreadable file contributes no rows
+
+
+def test_known_verdicts_are_reused_only_for_identical_text():
+    from tracealign.validation.rules import RuleChecks, digest
+
+    constraints = [{"kind": "exclusion.no_commas", "verifier": "exclusion.no_commas", "params": {}}]
+    checks = RuleChecks()
+    assert checks.row(constraints, "no commas here", share=True) == (True, ())
+    shared = RuleChecks(known=checks.learned)
+    assert shared.row(constraints, "no commas here", share=True) == (True, ())
+    assert shared.calls == 0  # found, not recomputed
+    assert shared.row(constraints, "one, two", share=True) == (False, ("exclusion.no_commas",))
+    assert shared.calls == 1  # a different response is verified afresh
+    assert digest(b"[]", "a") != digest(b"[]", "b")

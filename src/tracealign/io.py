@@ -31,6 +31,7 @@ class DataFileError(UserFacingError, ValueError):
         self, path: Path | str, message: str, line: int | None = None, field: str | None = None
     ) -> None:
         self.path = Path(path)
+        self.reason = message
         self.line = line
         self.field = field
         where = str(path) + (f", line {line}" if line is not None else "")
@@ -51,20 +52,23 @@ def iter_json_lines(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
         raise DataFileError(path, "file is empty")
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = orjson.loads(raw)  # fast path; errors are diagnosed below with the reason
-            except orjson.JSONDecodeError:
-                obj = _diagnose(path, number, raw)
-            if not isinstance(obj, dict):
-                raise DataFileError(
-                    path, f"expected a JSON object, got {type(obj).__name__}", line=number
-                )
-            yield number, obj
+            if raw.strip():
+                yield number, parse_json_line(path, number, raw, raw.endswith(b"\n"))
 
 
-def _diagnose(path: Path, number: int, raw: bytes) -> Any:
+def parse_json_line(path: Path, number: int, raw: bytes, terminated: bool) -> dict[str, Any]:
+    """One line of a JSON-lines file as an object (`terminated`: a newline ended it, false for
+    an unterminated last line); DataFileError naming the file and line when it is not one."""
+    try:
+        obj = orjson.loads(raw)  # fast path; errors are diagnosed below with the reason
+    except orjson.JSONDecodeError:
+        obj = _diagnose(path, number, raw, terminated)
+    if not isinstance(obj, dict):
+        raise DataFileError(path, f"expected a JSON object, got {type(obj).__name__}", line=number)
+    return obj
+
+
+def _diagnose(path: Path, number: int, raw: bytes, terminated: bool) -> Any:
     """Parse a line orjson refused: return it if the standard parser accepts it, else raise a
     DataFileError saying why (not UTF-8, truncated, not JSON)."""
     try:
@@ -74,7 +78,7 @@ def _diagnose(path: Path, number: int, raw: bytes) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        if not text.endswith("\n"):
+        if not terminated:
             raise DataFileError(
                 path, "truncated line (no newline, not valid JSON)", line=number
             ) from None

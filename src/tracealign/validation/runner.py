@@ -26,15 +26,8 @@ from tracealign.io import DataFileError, write_json
 from tracealign.schemas import SPLITS
 from tracealign.taxonomy import DIMENSIONS, ConstraintType
 from tracealign.validation import manifest as manifest_bounds
-from tracealign.validation.columns import (
-    Verifier,
-    add_verification,
-    base_frame,
-    cgpo_columns,
-    constraint_frame,
-    instruction_columns,
-    load_artifacts,
-)
+from tracealign.validation.columns import RowContext
+from tracealign.validation.scan import scan_dataset
 from tracealign.validation.suites import constraint_suite, row_suite
 
 EXAMPLES = 5
@@ -70,6 +63,9 @@ class ValidationReport:
     rows: dict[str, int] = field(default_factory=dict)
     expectations: int = 0
     verifications: int = 0
+    """Responses checked against a prompt's constraints by the rule verifiers."""
+    verifier_calls: int = 0
+    """Single-constraint verifier calls made for them (each distinct check once)."""
     seconds: float = 0.0
 
     @property
@@ -117,36 +113,26 @@ def validate_dataset(
     unknown = set(splits) - set(SPLITS)
     if unknown:
         raise ValueError(f"unknown split(s) {sorted(unknown)}; expected some of {SPLITS}")
-    loaded, problems = load_artifacts(
-        data_dir, splits=tuple(splits), expected_empty=manifest_bounds.empty(manifest)
+    ctx = RowContext(
+        dimensions=frozenset(dimension.id for dimension in DIMENSIONS),
+        types=frozenset(kind.value for kind in ConstraintType),
     )
-    report.file_errors.extend(str(error) for error in problems)
-
-    dims = frozenset(dimension.id for dimension in DIMENSIONS)
-    types = frozenset(kind.value for kind in ConstraintType)
-    verifier = Verifier(workers)
-    frames: dict[tuple[str, str], pd.DataFrame] = {}
-    for artifact in loaded:
-        frames[(artifact.split, artifact.artifact)] = base_frame(artifact)
-        report.rows[f"{artifact.split}/{artifact.artifact}"] = len(artifact.rows)
-
+    scanned = scan_dataset(
+        data_dir,
+        ctx,
+        splits=tuple(splits),
+        expected_empty=manifest_bounds.empty(manifest),
+        workers=workers,
+    )
+    report.file_errors.extend(str(error) for error in scanned.problems)
+    frames = scanned.frames
+    for (split, artifact), frame in frames.items():
+        report.rows[f"{split}/{artifact}"] = len(frame)
     train = frames.get(("train", "instructions"))
-    train_keys = None
-    if train is not None:
-        train = frames[("train", "instructions")] = instruction_columns(train, None, dims, types)
-        train_keys = set(train["prompt_key"].dropna())
-    for split in SPLITS:
-        key = (split, "instructions")
-        if key in frames and split != "train":
-            frames[key] = instruction_columns(frames[key], train_keys or set(), dims, types)
-        per_split = {
-            artifact: frames[(split, artifact)]
-            for artifact in ("sft", "dpo", "iopo")
-            if (split, artifact) in frames
-        }
-        add_verification(per_split, frames.get(key), verifier)
-        if (split, "cgpo") in frames:
-            frames[(split, "cgpo")] = cgpo_columns(frames[(split, "cgpo")], verifier)
+    train_keys = set(train["prompt_key"].dropna()) if train is not None else set()
+    for (split, artifact), frame in frames.items():
+        if artifact == "instructions" and split != "train":
+            frame["shared_with_train"] = frame["prompt_key"].isin(train_keys)
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     context = gx.get_context(
@@ -198,23 +184,24 @@ def validate_dataset(
         bounds = manifest_bounds.bounds(manifest, split, artifact, share_tolerance)
         run(f"{split}.{artifact}", frame, row_suite(split, artifact, bounds))
         if artifact == "instructions":
-            constraints = constraint_frame(frame)
-            for type_name in types:
+            constraints = scanned.constraints[split]
+            for type_name in ctx.types:
                 constraints[f"is_{type_name}"] = (constraints["type"] == type_name).astype(float)
             run(
                 f"{split}.constraints",
                 constraints,
                 constraint_suite(
                     bounds,
-                    dims,
-                    types,
+                    ctx.dimensions,
+                    ctx.types,
                     required_types=_required_types(
                         split, len(frame), manifest_bounds.types_listed(manifest, split)
                     ),
                 ),
             )
 
-    report.verifications = verifier.count
+    report.verifications = scanned.claims
+    report.verifier_calls = scanned.calls
     report.success = not report.failures and not report.file_errors
     report.seconds = round(time.perf_counter() - started, 3)
     if data_docs:

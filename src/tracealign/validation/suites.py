@@ -14,7 +14,6 @@ import great_expectations as gx
 from great_expectations.expectations import (
     ExpectColumnDistinctValuesToContainSet,
     ExpectColumnMeanToBeBetween,
-    ExpectColumnValueLengthsToBeBetween,
     ExpectColumnValuesToBeBetween,
     ExpectColumnValuesToBeInSet,
     ExpectColumnValuesToBeUnique,
@@ -79,17 +78,19 @@ def row_suite(split: str, artifact: str, bounds: Bounds) -> list[gx.expectations
     return out
 
 
-def _response_lengths(*columns: str) -> list[gx.expectations.Expectation]:
-    return [
-        ExpectColumnValueLengthsToBeBetween(
-            column=column,
-            min_value=RESPONSE_CHARS[0],
-            max_value=RESPONSE_CHARS[1],
-            description=f"{column} length within bounds",
-            meta=_meta(column),
-        )
-        for column in columns
-    ]
+def _length(field: str, bounds: tuple[int, int]) -> gx.expectations.Expectation:
+    """Characters of a text field within bounds (-1, out of bounds, when it is not a string)."""
+    return ExpectColumnValuesToBeBetween(
+        column=f"{field}_chars",
+        min_value=bounds[0],
+        max_value=bounds[1],
+        description=f"{field} length within bounds ({bounds[0]:,} to {bounds[1]:,} characters)",
+        meta=_meta(field),
+    )
+
+
+def _response_lengths(*fields: str) -> list[gx.expectations.Expectation]:
+    return [_length(field, RESPONSE_CHARS) for field in fields]
 
 
 def _constraint_count(column: str, field: str, description: str) -> gx.expectations.Expectation:
@@ -116,13 +117,7 @@ def _instructions(split: str) -> list[gx.expectations.Expectation]:
             description="prompts are unique within the split",
             meta=_meta("prompt"),
         ),
-        ExpectColumnValueLengthsToBeBetween(
-            column="prompt",
-            min_value=PROMPT_CHARS[0],
-            max_value=PROMPT_CHARS[1],
-            description="prompt length within bounds",
-            meta=_meta("prompt"),
-        ),
+        _length("prompt", PROMPT_CHARS),
         ExpectColumnValuesToBeInSet(
             column="split",
             value_set=[split],
@@ -216,13 +211,7 @@ def _cgpo(split: str) -> list[gx.expectations.Expectation]:
         _all_true(
             "golden_satisfies_rules", "the golden response passes the task's rule checks", "golden"
         ),
-        ExpectColumnValueLengthsToBeBetween(
-            column="prompt",
-            min_value=PROMPT_CHARS[0],
-            max_value=PROMPT_CHARS[1],
-            description="prompt length within bounds",
-            meta=_meta("prompt"),
-        ),
+        _length("prompt", PROMPT_CHARS),
     ]
 
 
