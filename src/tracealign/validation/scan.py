@@ -121,7 +121,7 @@ def _shards(path: Path, split: str, artifact: str, size: int) -> list[Shard]:
 
 
 def _map(shards: list[Shard], workers: int) -> Iterable[ShardResult]:
-    if workers <= 1:
+    if workers <= 1 or len(shards) <= 1:
         return map(_read_shard, shards)
     pool = multiprocessing.get_context("fork").Pool(min(workers, len(shards)))
     try:
