@@ -4,6 +4,9 @@ A stage flow called by DVC (`python -m flows.train --method iopo`) reports to th
 named by PREFECT_API_URL (the pipeline sets it for the stages it drives). Errors a user can fix
 end the flow run Failed with the one-line reason as its state message, in the UI and on the
 terminal, without a traceback.
+
+Started by DVC, a stage dies with DVC (SIGTERM, which Prefect turns into a Crashed flow run):
+an orphaned stage would keep writing models/ after its pipeline's worker is gone.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from prefect import get_run_logger
 from prefect.states import Failed, State
 
 from tracealign.errors import UserFacingError
+from tracealign.stage_guards import die_with_parent
 
 PARENT_RUN_ENV = "TRACEALIGN_MLFLOW_PARENT_RUN_ID"
 """The pipeline's MLflow parent run; stage runs nest under it when it is set."""
@@ -50,6 +54,8 @@ def run_from_command_line(
 ) -> int:
     """Parse arguments, run the flow, exit 1 with the failure message if it failed."""
     args = vars(parser.parse_args(argv))
+    if os.environ.get("DVC_STAGE"):  # started by `dvc repro` / `dvc exp run`
+        die_with_parent()
     state = flow(**args, return_state=True)
     if state.is_failed():
         print(f"{flow.name}: {state.message}", file=sys.stderr)

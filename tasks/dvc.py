@@ -2,6 +2,9 @@
 
 DVC alone decides what is up to date; the pipeline only names targets and passes the
 environment (Prefect API, MLflow tracking and parent run) through to the stage processes.
+DVC runs with a lifeline (tracealign.stage_guards): when this flow-run process dies, however it
+dies, DVC gets SIGTERM, and the stage it runs follows (flows/_stage.py), so no orphan keeps
+writing models/ beside a retried run.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 
 from tracealign.errors import UserFacingError
+from tracealign.stage_guards import with_lifeline
 
 _FAILED_STAGE = re.compile(r"failed to reproduce '([^']+)'")
 _RUNNING_STAGE = re.compile(r"Running stage '([^']+)'")
@@ -48,7 +52,7 @@ def run_dvc(args: Sequence[str], cwd: Path, env: dict[str, str]) -> list[str]:
     logger = get_run_logger()
     logger.info("dvc %s", " ".join(args))
     process = subprocess.Popen(
-        [dvc_executable(), *args],
+        with_lifeline([dvc_executable(), *args]),
         cwd=cwd,
         env={**os.environ, **env},
         stdout=subprocess.PIPE,

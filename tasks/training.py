@@ -13,6 +13,7 @@ from transformers import TrainerCallback
 from flows._stage import parent_run_id
 from tasks.artifacts import in_run
 from tracealign.errors import UserFacingError
+from tracealign.stage_guards import with_lifeline
 from tracealign.training.api import TrainResult, finished_result, resolve_base_model, train
 from tracealign.training.errors import TrainingSetupError
 from tracealign.training.launch import launch_command
@@ -97,8 +98,12 @@ def train_task(
     )
     logger = get_run_logger()
     logger.info("launching: %s", " ".join(command))
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    process = subprocess.Popen(  # the ranks stop when this stage process dies
+        with_lifeline(command),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
     )
     assert process.stdout is not None
     tail: list[str] = []

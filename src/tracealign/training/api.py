@@ -9,6 +9,7 @@ Layout under `out_dir` (default `models/`):
     base/              the embedded tiny model, when `model.name_or_path` is null
     <method>/          the final checkpoint (a Hugging Face directory) + training_summary.json
     .runs/<method>/    checkpoints and the MLflow run id of an unfinished run (removed on success)
+    .runs/<method>.lock  held by the process that trains <method>; a second one fails at once
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tracealign.io import atomic_dir, write_json
+from tracealign.stage_guards import work_dir_lock
 from tracealign.training.data import check_rows, dataset_file
 from tracealign.training.errors import TrainingSetupError
 from tracealign.training.loading import check_model_source, load_tokenizer
@@ -135,53 +138,60 @@ def train(
     fingerprint = f"{settings.fingerprint(method)}-{version.digest[:16]}"
     work_dir = out_dir / ".runs" / method
     state_file = work_dir / "run.json"
-    _discard_stale_state(work_dir, state_file, fingerprint)
+    # One writer of .runs/<method>/ and <method>/ at a time; rank 0 holds it for every rank.
+    lock = work_dir_lock(work_dir, f"training of {method}") if _is_main_process() else nullcontext()
+    with lock:
+        _discard_stale_state(work_dir, state_file, fingerprint)
 
-    from tracealign.training.common import MlflowStepLogger, last_checkpoint
+        from tracealign.training.common import MlflowStepLogger, last_checkpoint
 
-    handle = None
-    status = "FAILED"
-    try:
-        if _is_main_process():
-            handle = _open_run(method, settings, data_dir, source, state_file, fingerprint, split)
-        trainer = _builder(method)(
-            source, settings, data_path, work_dir, [MlflowStepLogger(), *(callbacks or [])]
-        )
-        resume = last_checkpoint(work_dir)
-        output = trainer.train(resume_from_checkpoint=resume)
-        final_dir = out_dir / method
-        _save_final(trainer, work_dir / "final", final_dir, method, source, version.digest, handle)
-        metrics = {k: float(v) for k, v in output.metrics.items() if isinstance(v, int | float)}
-        if handle is not None:
-            import mlflow
-
-            from tracealign.tracking import log_checkpoint
-
-            mlflow.log_metrics(
-                {f"final/{k}": v for k, v in metrics.items()}, step=trainer.state.global_step
+        handle = None
+        status = "FAILED"
+        try:
+            if _is_main_process():
+                handle = _open_run(
+                    method, settings, data_dir, source, state_file, fingerprint, split
+                )
+            trainer = _builder(method)(
+                source, settings, data_path, work_dir, [MlflowStepLogger(), *(callbacks or [])]
             )
-            if settings.train.mlflow.log_checkpoint:
-                log_checkpoint(final_dir)
-        status = "FINISHED"
-        trainer.accelerator.wait_for_everyone()
-        if _is_main_process():
-            shutil.rmtree(work_dir, ignore_errors=True)
-        return TrainResult(
-            method=method,
-            checkpoint_dir=final_dir,
-            run_id=handle.run_id if handle else None,
-            global_step=trainer.state.global_step,
-            resumed=bool(handle and handle.resumed),
-            metrics=metrics,
-        )
-    except (KeyboardInterrupt, SystemExit):
-        status = "KILLED"
-        raise
-    finally:
-        if handle is not None:
-            from tracealign.tracking import end_run
+            resume = last_checkpoint(work_dir)
+            output = trainer.train(resume_from_checkpoint=resume)
+            final_dir = out_dir / method
+            _save_final(
+                trainer, work_dir / "final", final_dir, method, source, version.digest, handle
+            )
+            metrics = {k: float(v) for k, v in output.metrics.items() if isinstance(v, int | float)}
+            if handle is not None:
+                import mlflow
 
-            end_run(status)
+                from tracealign.tracking import log_checkpoint
+
+                mlflow.log_metrics(
+                    {f"final/{k}": v for k, v in metrics.items()}, step=trainer.state.global_step
+                )
+                if settings.train.mlflow.log_checkpoint:
+                    log_checkpoint(final_dir)
+            status = "FINISHED"
+            trainer.accelerator.wait_for_everyone()
+            if _is_main_process():
+                shutil.rmtree(work_dir, ignore_errors=True)
+            return TrainResult(
+                method=method,
+                checkpoint_dir=final_dir,
+                run_id=handle.run_id if handle else None,
+                global_step=trainer.state.global_step,
+                resumed=bool(handle and handle.resumed),
+                metrics=metrics,
+            )
+        except (KeyboardInterrupt, SystemExit):
+            status = "KILLED"
+            raise
+        finally:
+            if handle is not None:
+                from tracealign.tracking import end_run
+
+                end_run(status)
 
 
 def _discard_stale_state(work_dir: Path, state_file: Path, fingerprint: str) -> None:

@@ -95,7 +95,19 @@ def train_cgpo_tracked(
 ) -> tuple[Path, list[StepResult], str]:
     """`train_cgpo` inside an MLflow run: params, git commit, dataset version, per-iteration
     metrics (per task: violation rate per judge, calibrated reward, KL, chosen/rejected counts,
-    skipped prompts) and the checkpoint. Returns (checkpoint dir, history, run id)."""
+    skipped prompts) and the checkpoint. Returns (checkpoint dir, history, run id).
+
+    Holds `<work_dir>.lock` throughout: a second CGPO training of the same output fails at once.
+    """
+    from tracealign.stage_guards import work_dir_lock
+
+    with work_dir_lock(work_dir, "training of cgpo"):
+        return _train_cgpo_tracked(settings, tracking, work_dir)
+
+
+def _train_cgpo_tracked(
+    settings: CGPOSettings, tracking: TrackingSettings, work_dir: Path | str
+) -> tuple[Path, list[StepResult], str]:
     import hashlib
     import json
 
