@@ -10,7 +10,13 @@ import mlflow
 import pytest
 from transformers import TrainerCallback
 
-from tracealign.tracking import dataset_version, git_commit
+from tracealign.tracking import (
+    configure_mlflow,
+    dataset_version,
+    end_run,
+    git_commit,
+    start_or_resume_run,
+)
 from tracealign.training.api import train
 from tracealign.training.testing import tiny_settings, write_tiny_datasets
 
@@ -102,3 +108,38 @@ def test_killed_run_resumes_same_mlflow_run(tmp_path: Path) -> None:
     # Other settings start a fresh run rather than resuming.
     other = tiny_settings(uri, str(tmp_path / "artifacts"), max_steps=1)
     assert train("dpo", other, data, models).run_id != run_id
+
+
+def test_resumed_run_moves_under_the_parent_that_resumed_it(tmp_path: Path) -> None:
+    """A retried pipeline resumes its stage's run: the run leaves the killed attempt's (FAILED)
+    parent for the new one, and remembers the old one."""
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = configure_mlflow(experiment_name="resume")
+    parents = []
+    for _ in range(2):
+        with mlflow.start_run(experiment_id=experiment) as parent:
+            parents.append(parent.info.run_id)
+    state = tmp_path / "run.json"
+
+    def start(parent: str):
+        return start_or_resume_run(
+            run_name="train-sft",
+            experiment_id=experiment,
+            state_file=state,
+            fingerprint="f1",
+            parent_run_id=parent,
+            log_system_metrics=False,
+        )
+
+    first = start(parents[0])
+    end_run("FAILED")  # the killed attempt
+    second = start(parents[1])
+    end_run("FINISHED")
+    assert second.resumed and second.run_id == first.run_id
+    tags = mlflow.get_run(first.run_id).data.tags
+    assert tags["mlflow.parentRunId"] == parents[1]
+    assert tags["resumed.from_parents"] == parents[0]
+    children = mlflow.search_runs(
+        [experiment], f"tags.mlflow.parentRunId = '{parents[1]}'", output_format="list"
+    )
+    assert [c.info.run_id for c in children] == [first.run_id]

@@ -3,7 +3,8 @@
 Why a state file: a training run killed halfway and started again with the same settings must
 continue the *same* MLflow run (its metric history, its params), not open a new one. The stage
 writes `{run_id, fingerprint}` next to its checkpoints; a restart with the same fingerprint
-resumes that run, anything else starts a fresh one.
+resumes that run, anything else starts a fresh one. A run resumed under another parent run (a
+retried pipeline) moves under that parent.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from mlflow.exceptions import MlflowException
 from tracealign.io import write_json
 
 _MAX_PARAM_CHARS = 6000
+PARENT_TAG = "mlflow.parentRunId"
+EARLIER_PARENTS_TAG = "resumed.from_parents"
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ def start_or_resume_run(
     if run_id is not None:
         active = mlflow.start_run(run_id=run_id, log_system_metrics=log_system_metrics)
         mlflow.set_tag("resumed", "true")
+        if parent_run_id is not None:
+            _repoint_parent(active.data.tags, parent_run_id)
         resumed = True
     else:
         active = mlflow.start_run(
@@ -110,6 +115,22 @@ def start_or_resume_run(
     return RunHandle(
         run_id=active.info.run_id, experiment_id=active.info.experiment_id, resumed=resumed
     )
+
+
+def _repoint_parent(tags: Mapping[str, str], parent_run_id: str) -> None:
+    """Nest the resumed (active) run under the parent run that resumed it.
+
+    A killed pipeline attempt's parent run ends FAILED; the retry opens a new parent run and
+    resumes the stage's run. Left under the failed parent, the finished run would be missing
+    from the parent that completed. The earlier parents stay listed in `resumed.from_parents`.
+    """
+    previous = tags.get(PARENT_TAG)
+    if previous == parent_run_id:
+        return
+    earlier = [p for p in tags.get(EARLIER_PARENTS_TAG, "").split(",") if p]
+    if previous and previous not in earlier:
+        earlier.append(previous)
+    mlflow.set_tags({PARENT_TAG: parent_run_id, EARLIER_PARENTS_TAG: ",".join(earlier)})
 
 
 def end_run(status: str = "FINISHED") -> None:
