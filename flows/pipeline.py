@@ -30,6 +30,7 @@ from prefect.runtime import flow_run
 from flows._prefect_server import local_prefect_server
 from flows._stage import PARENT_RUN_ENV, user_errors_fail_cleanly
 from flows.generate import generate_flow
+from flows.register import registration_rows
 from tasks.artifacts import publish_markdown, publish_table
 from tasks.dvc import run_dvc
 from tracealign.config import ConfigError, apply_overrides, flatten_overrides
@@ -141,10 +142,7 @@ def pipeline(
         f"# Pipeline {exp_name or ''}\n\nStages run: "
         f"{', '.join(ran) or 'none (all up to date)'}\n\n{table}",
     )
-    publish_table(
-        "registered-versions",
-        [{"method": m, **o} for m, o in registered.get("versions", {}).items()],
-    )
+    publish_table("registered-versions", registration_rows(registered.get("versions", {})))
     return {
         "experiment": exp_name,
         "stages_run": ran,

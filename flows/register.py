@@ -2,17 +2,26 @@
 the promotion gate decides whether `champion` moves (params.yaml `register:`).
 
 Reads metrics/<method>.json (written by the evaluate stages) and models/<method>/; writes
-reports/registry.json, the outcome per method, which DVC tracks.
+reports/registry.json, the outcome per method, which DVC tracks: the version, the alias this
+run set and why, the model's aliases as the server held them right after (inside the lock),
+when the lock was held, and the aliases as read at the end of the stage. Registrations of one
+model are serialised across pipelines by a Prefect global concurrency limit.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
-from prefect import flow, task
+from prefect import flow, get_client, task
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists
 
 from flows._stage import parent_run_id, run_from_command_line, user_errors_fail_cleanly
 from tasks.artifacts import publish_markdown, publish_table
@@ -20,10 +29,19 @@ from tracealign.config import load_params, load_section
 from tracealign.evaluation.settings import load_evaluation_settings
 from tracealign.io import write_json
 from tracealign.tracking import configure_mlflow, dataset_version, log_git_commit
-from tracealign.tracking.registry import Candidate, RegistrySettings, flatten, register
+from tracealign.tracking.registry import (
+    Candidate,
+    Registration,
+    RegistrySettings,
+    flatten,
+    model_aliases,
+    register,
+)
 from tracealign.training.errors import TrainingSetupError
 
 METHOD_ORDER = ("sft", "dpo", "iopo", "cgpo")
+LOCK_WAIT_S = 1800
+"""How long a registration waits for another pipeline's registration of the same model."""
 
 
 def candidates(
@@ -44,9 +62,46 @@ def candidates(
     return found
 
 
+def registration_rows(versions: dict[str, dict]) -> list[dict]:
+    """registry.json's outcome per method as flat rows for a Prefect table artifact."""
+    return [
+        {
+            "method": method,
+            **{k: v for k, v in outcome.items() if not isinstance(v, dict)},
+            "aliases_after": ", ".join(
+                f"{a}=v{v}" for a, v in sorted((outcome.get("aliases_after") or {}).items())
+            ),
+        }
+        for method, outcome in versions.items()
+    ]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@contextlib.contextmanager
+def promotion_lock(model_name: str, held: dict[str, str]) -> Iterator[None]:
+    """One registration of `model_name` at a time, across processes and machines: a Prefect
+    global concurrency limit of 1 named after the model (created on first use). Two pipelines
+    on one registry otherwise read the same champion and both move an alias. The slot is a
+    lease the server frees if this process dies. `held` receives the lock's name and times."""
+    name = f"mlflow-registry-{model_name}"
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+    with concurrency(name, occupy=1, timeout_seconds=LOCK_WAIT_S, strict=True):
+        held.update(name=name, acquired_at=_now())
+        try:
+            yield
+        finally:
+            held["released_at"] = _now()
+
+
 @task(name="register-model", retries=2, retry_delay_seconds=10)
-def register_task(candidate: Candidate, settings: RegistrySettings):
-    return register(candidate, settings)
+def register_task(candidate: Candidate, settings: RegistrySettings) -> tuple[Registration, dict]:
+    held: dict[str, str] = {}
+    result = register(candidate, settings, lock=lambda: promotion_lock(settings.model_name, held))
+    return result, held
 
 
 @flow(name="register")
@@ -76,13 +131,15 @@ def register_flow(
     ):
         log_git_commit(Path.cwd())
         for candidate in found:
-            result = register_task(candidate, settings)
+            result, held = register_task(candidate, settings)
             outcome[candidate.method] = {
                 "version": result.version,
                 "alias": result.alias,
                 "reason": result.reason,
                 "decoding": result.decoding,
                 "new_version": result.new,
+                "aliases_after": result.aliases,
+                "lock": held or None,
             }
             mlflow.set_tag(f"registered.{candidate.method}", f"v{result.version} {result.alias}")
     champion = next((m for m, o in outcome.items() if o["alias"] == "champion"), None)
@@ -91,11 +148,15 @@ def register_flow(
         "gate_metric": settings.gate_metric,
         "versions": outcome,
         "champion_from_this_run": champion,
+        # What the server says now; another pipeline may move an alias later (see each
+        # version's aliases_after and lock times for what this run set and when).
+        "aliases": model_aliases(settings.model_name),
+        "aliases_read_at": _now(),
     }
     write_json(Path(out), report)
     publish_table(
         "registrations",
-        [{"method": m, **o} for m, o in outcome.items()],
+        registration_rows(outcome),
         description=f"versions of {settings.model_name}",
     )
     publish_markdown(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import mlflow
 import pytest
 from mlflow import MlflowClient
@@ -83,3 +85,34 @@ def test_register_gate_and_idempotence(tmp_path):
     assert version.tags["dataset_version"] == "md5-data"
     assert "does not beat" in version.tags["promotion"]
     assert len(client.search_model_versions("name='tiny'")) == 2
+
+
+def test_gate_compares_with_the_champion_as_it_is_inside_the_lock(tmp_path):
+    """Another pipeline registers a better champion while this registration waits for the lock:
+    the gate must see that champion (not the empty registry it saw before logging the model),
+    and the aliases read back must be the server's."""
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.create_experiment("reg", artifact_location=str(tmp_path / "art"))
+    client = MlflowClient()
+    ours = Candidate("sft", build_tiny_model(tmp_path / "a"), {"plain": _view(0.4)}, "d", {})
+    theirs = Candidate(
+        "dpo", build_tiny_model(tmp_path / "b", hidden_size=48), {"plain": _view(0.5)}, "d", {}
+    )
+    held = []
+
+    @contextlib.contextmanager
+    def lock():
+        # What the other pipeline did before it released the lock to us.
+        held.append(register(theirs, SETTINGS, client))
+        yield
+        held.append("released")
+
+    with mlflow.start_run(experiment_id=experiment):
+        result = register(ours, SETTINGS, client, lock=lock)
+    assert (held[0].version, held[0].alias, held[1]) == ("1", "champion", "released")
+    assert (result.version, result.alias, result.new) == ("2", "challenger", True)
+    assert "does not beat the champion's 0.5000" in result.reason
+    assert result.aliases == {"champion": "1", "challenger": "2"}
+    assert result.aliases == {
+        a: str(v) for a, v in client.get_registered_model("tiny").aliases.items()
+    }

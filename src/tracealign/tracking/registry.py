@@ -6,12 +6,16 @@ best on the gate metric (plain or Linear Alignment, with alpha), the dataset ver
 metrics. The `champion` alias moves to a candidate only when it beats the current champion on
 the gate metric and regresses no constraint type by more than the allowed margin; otherwise the
 candidate gets `challenger` and the reason is recorded on the version. A checkpoint already
-registered (same content digest) is not registered again.
+registered (same content digest) is not registered again. Concurrent registrations (two
+pipelines on one registry) are serialised by a lock the caller passes, so that each gate sees
+the champion as the previous registration left it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +74,9 @@ class Registration:
     reason: str
     new: bool
     decoding: str
+    aliases: dict[str, str] = field(default_factory=dict)
+    """The registered model's aliases (alias -> version) as read back from the server right
+    after this registration, still inside the lock."""
 
 
 def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float | None]:
@@ -121,29 +128,61 @@ def promotion_decision(
 
 
 def register(
-    candidate: Candidate, settings: RegistrySettings, client: MlflowClient | None = None
+    candidate: Candidate,
+    settings: RegistrySettings,
+    client: MlflowClient | None = None,
+    lock: Callable[[], AbstractContextManager[Any]] = nullcontext,
 ) -> Registration:
-    """Register `candidate` (inside the active MLflow run) and apply the promotion gate."""
+    """Register `candidate` (inside the active MLflow run) and apply the promotion gate.
+
+    `lock()` is held from the duplicate check to reading the aliases back: the gate compares
+    with the champion as it is while no other registration can move an alias in between
+    (the register flow passes a Prefect global concurrency limit; the library stays
+    orchestrator-free). Logging the model, the slow part, happens before, outside the lock.
+    """
     client = client or MlflowClient()
     name = settings.model_name
     digest = content_hash(candidate.checkpoint_dir)
     decoding = candidate.best_decoding(settings.gate_metric)
     existing = _version_with_digest(client, name, digest)
     if existing is not None:
-        alias = next(iter(existing.aliases), None) if existing.aliases else None
-        return Registration(
-            str(existing.version),
-            alias,
-            "already registered",
-            False,
-            existing.tags.get("decoding", decoding),
-        )
+        return _already_registered(client, existing, decoding)
 
     view = _gate_view(candidate.metrics.get(decoding, {}), settings)
-    champion = _champion(client, name)
-    champion_view = json.loads(champion.tags.get("gate_metrics", "{}")) if champion else None
-    promote, reason = promotion_decision(view, champion_view, settings)
+    model_uri = _log_model(candidate, settings)
+    tags = {
+        "method": candidate.method,
+        "decoding": decoding,
+        "linear_alignment": (
+            json.dumps(candidate.linear_alignment, sort_keys=True) if decoding == "la" else "off"
+        ),
+        "dataset_version": candidate.dataset_version,
+        "checkpoint_digest": digest,
+        "gate_metrics": json.dumps(view, sort_keys=True),
+    }
+    for dec in DECODINGS:
+        for metric, value in candidate.metrics.get(dec, {}).items():
+            if value is not None and metric.count("/") <= 2:
+                tags[f"metric.{dec}/{metric}"] = f"{value:.6g}"
+    with lock():
+        existing = _version_with_digest(client, name, digest)  # by a concurrent run meanwhile
+        if existing is not None:
+            return _already_registered(client, existing, decoding)
+        champion = _champion(client, name)
+        champion_view = json.loads(champion.tags.get("gate_metrics", "{}")) if champion else None
+        promote, reason = promotion_decision(view, champion_view, settings)
+        version = mlflow.register_model(model_uri, name, tags={**tags, "promotion": reason})
+        alias = CHAMPION if promote else CHALLENGER
+        client.set_registered_model_alias(name, alias, version.version)
+        client.update_model_version(
+            name, version.version, description=f"{candidate.method} ({decoding}): {reason}"
+        )
+        aliases = model_aliases(name, client)
+    return Registration(str(version.version), alias, reason, True, decoding, aliases)
 
+
+def _log_model(candidate: Candidate, settings: RegistrySettings) -> str:
+    """Log the checkpoint as a transformers model of the active run; return its model URI."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     # An absolute path: MLflow looks a relative one ("models/sft") up on the Hub as a repo id
@@ -157,28 +196,25 @@ def register(
         task="text-generation",
         pip_requirements=settings.pip_requirements,
     )
-    tags = {
-        "method": candidate.method,
-        "decoding": decoding,
-        "linear_alignment": (
-            json.dumps(candidate.linear_alignment, sort_keys=True) if decoding == "la" else "off"
-        ),
-        "dataset_version": candidate.dataset_version,
-        "checkpoint_digest": digest,
-        "gate_metrics": json.dumps(view, sort_keys=True),
-        "promotion": reason,
-    }
-    for dec in DECODINGS:
-        for metric, value in candidate.metrics.get(dec, {}).items():
-            if value is not None and metric.count("/") <= 2:
-                tags[f"metric.{dec}/{metric}"] = f"{value:.6g}"
-    version = mlflow.register_model(info.model_uri, name, tags=tags)
-    alias = CHAMPION if promote else CHALLENGER
-    client.set_registered_model_alias(name, alias, version.version)
-    client.update_model_version(
-        name, version.version, description=f"{candidate.method} ({decoding}): {reason}"
+    return info.model_uri
+
+
+def _already_registered(client: MlflowClient, existing, decoding: str) -> Registration:
+    alias = next(iter(existing.aliases), None) if existing.aliases else None
+    return Registration(
+        str(existing.version),
+        alias,
+        "already registered",
+        False,
+        existing.tags.get("decoding", decoding),
+        model_aliases(existing.name, client),
     )
-    return Registration(str(version.version), alias, reason, True, decoding)
+
+
+def model_aliases(name: str, client: MlflowClient | None = None) -> dict[str, str]:
+    """The registered model's aliases on the server now, alias -> version."""
+    model = (client or MlflowClient()).get_registered_model(name)
+    return {alias: str(version) for alias, version in model.aliases.items()}
 
 
 def _champion(client: MlflowClient, name: str):
