@@ -6,7 +6,9 @@ end the flow run Failed with the one-line reason as its state message, in the UI
 terminal, without a traceback.
 
 Started by DVC, a stage dies with DVC (SIGTERM, which Prefect turns into a Crashed flow run):
-an orphaned stage would keep writing models/ after its pipeline's worker is gone.
+an orphaned stage would keep writing models/ after its pipeline's worker is gone. Started by a
+pipeline run, its flow run carries the tag `tracealign-pipeline:<flow run id>`, so a retry of
+that pipeline run can find and close what its killed attempt left Running.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
-from prefect import get_run_logger
+from prefect import get_run_logger, tags
 from prefect.states import Failed, State
 
 from tracealign.errors import UserFacingError
@@ -26,6 +28,14 @@ from tracealign.stage_guards import die_with_parent
 
 PARENT_RUN_ENV = "TRACEALIGN_MLFLOW_PARENT_RUN_ID"
 """The pipeline's MLflow parent run; stage runs nest under it when it is set."""
+PIPELINE_RUN_ENV = "TRACEALIGN_PIPELINE_FLOW_RUN_ID"
+"""The pipeline's Prefect flow run; stage flow runs are tagged with it when it is set."""
+PIPELINE_TAG_PREFIX = "tracealign-pipeline:"
+
+
+def pipeline_tag(flow_run_id: str) -> str:
+    return f"{PIPELINE_TAG_PREFIX}{flow_run_id}"
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -56,7 +66,9 @@ def run_from_command_line(
     args = vars(parser.parse_args(argv))
     if os.environ.get("DVC_STAGE"):  # started by `dvc repro` / `dvc exp run`
         die_with_parent()
-    state = flow(**args, return_state=True)
+    pipeline = os.environ.get(PIPELINE_RUN_ENV)
+    with tags(*([pipeline_tag(pipeline)] if pipeline else [])):
+        state = flow(**args, return_state=True)
     if state.is_failed():
         print(f"{flow.name}: {state.message}", file=sys.stderr)
         return 1

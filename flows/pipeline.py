@@ -28,10 +28,11 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows._prefect_server import local_prefect_server
-from flows._stage import PARENT_RUN_ENV, user_errors_fail_cleanly
+from flows._stage import PARENT_RUN_ENV, PIPELINE_RUN_ENV, user_errors_fail_cleanly
 from flows.generate import generate_flow
 from flows.register import registration_rows
 from tasks.artifacts import publish_markdown, publish_table
+from tasks.attempts import close_earlier_attempts
 from tasks.dvc import run_dvc
 from tracealign.config import ConfigError, apply_overrides, flatten_overrides
 from tracealign.evaluation.report import comparison_table
@@ -92,18 +93,23 @@ def pipeline(
     changed = apply_overrides(params, resolve_overrides(profile, model, overrides or {}))
     if changed:
         logger.info("params.yaml overrides: %s", changed)
-    generate_flow(params=params, out="data", push_remote=push_data)
-
     training = load_training_settings(params)
     tracking = training.train.mlflow
     experiment = configure_mlflow(
         tracking.tracking_uri, tracking.experiment_name, tracking.artifact_location
     )
+    run_id, attempt = str(flow_run.get_id()), flow_run.get_run_count()
+    closed = close_earlier_attempts(run_id, attempt, experiment)
+    if any(closed.values()):
+        logger.info("attempt %d; closed what earlier attempts left open: %s", attempt, closed)
+    generate_flow(params=params, out="data", push_remote=push_data)
+
     exp_name = experiment_name() if list(methods) == list(METHODS) else None
     version = read_version("data.dvc")
     tags = {
         "stage": "pipeline",
-        "prefect.flow_run_id": str(flow_run.get_id()),
+        "prefect.flow_run_id": run_id,
+        "prefect.flow_run_attempt": str(attempt),
         "dvc.experiment": exp_name or "(partial run: not a DVC experiment)",
         "git.commit": git_commit(".") or "unknown",
         "dataset.version": version.md5 if version else "unknown",
@@ -114,7 +120,11 @@ def pipeline(
         experiment_id=experiment, run_name=f"pipeline {exp_name or ''}", tags=tags
     )
     mlflow.log_params({f"override.{k}": v for k, v in changed.items()} or {"overrides": "none"})
-    env = {PARENT_RUN_ENV: parent.info.run_id, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+    env = {
+        PARENT_RUN_ENV: parent.info.run_id,
+        PIPELINE_RUN_ENV: run_id,
+        "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+    }
     status = "FAILED"
     try:
         if exp_name:

@@ -1,6 +1,8 @@
 """infra/prefect.yaml against a real Prefect server: every deployment is created as configured,
 and a process worker executes one run of the `generate` deployment in the checkout it was
-deployed from.
+deployed from. Then recovery from lost processes on the same server: the zombie automation of
+infra/prefect-automations.yaml, a retried pipeline closing what its killed attempt left open,
+and the registration lock.
 
 The project is copied (working tree as it is now) into a temporary git repository, so the run's
 DVC versioning touches only the copy. The server binds to 127.0.0.1 on a free port and keeps
@@ -9,16 +11,20 @@ its database in a per-module PREFECT_HOME.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import mlflow
 import pytest
 import yaml
 
@@ -275,3 +281,135 @@ def _stop(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+# Recovery from lost processes, against the same server.
+
+
+def _flow_run(prefect: Prefect, flow: str, state: str, tags: list[str] | None = None) -> str:
+    flow_id = prefect.post("/flows/", {"name": flow})["id"]
+    body = {"flow_id": flow_id, "tags": tags or [], "state": {"type": state}}
+    return prefect.post("/flow_runs/", body)["id"]
+
+
+def test_zombie_automation_crashes_a_run_whose_heartbeats_stop(deployed):
+    """infra/prefect-automations.yaml is accepted by the server, and does what it says: here
+    with a 10 s window (Prefect's least) on one flow run instead of 600 s on every one."""
+    from prefect.events.schemas.automations import AutomationCore
+
+    prefect, project, _ = deployed
+    prefect.cli(
+        "automation", "create", "--from-file", "infra/prefect-automations.yaml", cwd=project
+    )
+    [created] = prefect.post("/automations/filter", {})
+    assert created["name"] == "tracealign-crash-zombie-flow-runs" and created["enabled"]
+    assert created["trigger"]["within"] == 600.0
+
+    run_id = _flow_run(prefect, "zombie", "RUNNING")
+    automation = yaml.safe_load((project / "infra" / "prefect-automations.yaml").read_text())
+    automation["name"] = "zombie-test"
+    automation["trigger"].update(
+        within=10, match={"prefect.resource.id": f"prefect.flow-run.{run_id}"}
+    )
+    body = AutomationCore.model_validate(automation).model_dump(mode="json")  # as the CLI does
+    short = prefect.post("/automations/", body)["id"]
+    try:
+        heartbeat = {
+            "id": str(uuid.uuid4()),
+            "occurred": datetime.now(UTC).isoformat(),
+            "event": "prefect.flow-run.heartbeat",
+            "resource": {"prefect.resource.id": f"prefect.flow-run.{run_id}"},
+        }
+        httpx.post(f"{prefect.url}/events", json=[heartbeat], timeout=30).raise_for_status()
+        deadline = time.monotonic() + 60
+        while (state := prefect.get(f"/flow_runs/{run_id}")["state"])["type"] == "RUNNING":
+            assert time.monotonic() < deadline, "the automation never crashed the run"
+            time.sleep(1)
+        assert state["type"] == "CRASHED" and "No heartbeat" in state["message"]
+    finally:
+        httpx.delete(f"{prefect.url}/automations/{short}", timeout=30)
+
+
+def test_a_retried_pipeline_closes_what_its_killed_attempt_left_open(deployed, tmp_path):
+    from prefect import flow
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows._stage import pipeline_tag
+    from tasks.attempts import close_earlier_attempts
+
+    prefect, _, _ = deployed
+    pipeline = _flow_run(prefect, "tracealign-pipeline", "RUNNING")
+    stage = _flow_run(prefect, "train", "RUNNING", [pipeline_tag(pipeline)])
+    done = _flow_run(prefect, "validate", "COMPLETED", [pipeline_tag(pipeline)])
+    other = _flow_run(prefect, "train", "RUNNING", [pipeline_tag(str(uuid.uuid4()))])
+    dvc_task = prefect.post(
+        "/task_runs/",
+        {"flow_run_id": pipeline, "task_key": "dvc", "dynamic_key": "0", "name": "dvc-0",
+         "state": {"type": "RUNNING"}},
+    )["id"]  # fmt: skip
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.create_experiment("attempts")
+    client = mlflow.MlflowClient()
+    killed = client.create_run(experiment, tags={"prefect.flow_run_id": pipeline}).info.run_id
+    unrelated = client.create_run(experiment, tags={"prefect.flow_run_id": other}).info.run_id
+
+    @flow
+    def attempt(number: int) -> dict[str, int]:
+        return close_earlier_attempts(pipeline, number, experiment)
+
+    with temporary_settings({PREFECT_API_URL: prefect.url}):
+        assert attempt(1) == {"flow_runs": 0, "task_runs": 0, "mlflow_runs": 0}
+        assert prefect.get(f"/flow_runs/{stage}")["state"]["type"] == "RUNNING"
+        assert attempt(2) == {"flow_runs": 1, "task_runs": 1, "mlflow_runs": 1}
+
+    state = prefect.get(f"/flow_runs/{stage}")["state"]
+    assert state["type"] == "CRASHED"
+    assert pipeline in state["message"] and "attempt 2" in state["message"]
+    assert prefect.get(f"/task_runs/{dvc_task}")["state"]["type"] == "CRASHED"
+    assert prefect.get(f"/flow_runs/{done}")["state"]["type"] == "COMPLETED"
+    assert prefect.get(f"/flow_runs/{other}")["state"]["type"] == "RUNNING"
+    assert client.get_run(killed).info.status == "FAILED"
+    assert "attempt 2" in client.get_run(killed).data.tags["closed_by"]
+    assert client.get_run(unrelated).info.status == "RUNNING"
+
+
+def test_promotion_lock_serialises_registrations_across_processes(deployed):
+    """The register flow's lock is a Prefect global concurrency limit: a registration in
+    another process waits until the first one is done."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.register import promotion_lock
+
+    prefect, _, _ = deployed
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import json, time\n"
+            "from flows.register import promotion_lock\n"
+            "held = {}\n"
+            "with promotion_lock('lock-test', held):\n"
+            "    print('held', flush=True); time.sleep(3)\n"
+            "print(json.dumps(held), flush=True)\n",
+        ],
+        cwd=REPO,
+        env=prefect.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        second: dict[str, str] = {}
+        with (
+            temporary_settings({PREFECT_API_URL: prefect.url}),
+            promotion_lock("lock-test", second),
+        ):
+            pass
+        first = json.loads(holder.stdout.readline())
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert first["name"] == second["name"] == "mlflow-registry-lock-test"
+    assert first["released_at"] <= second["acquired_at"]
+    limits = {c["name"]: c for c in prefect.post("/v2/concurrency_limits/filter", {})}
+    assert (limits[second["name"]]["limit"], limits[second["name"]]["active_slots"]) == (1, 0)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow import MlflowClient
 from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 
@@ -137,6 +138,21 @@ def end_run(status: str = "FINISHED") -> None:
     """End the active run with `status` (FINISHED, FAILED or KILLED)."""
     if mlflow.active_run() is not None:
         mlflow.end_run(status=status)
+
+
+def end_unfinished_runs(
+    experiment_id: str, tags: Mapping[str, str], reason: str, status: str = "FAILED"
+) -> list[str]:
+    """End the runs of `experiment_id` that carry `tags` and are still RUNNING (their process
+    died without ending them) with `status`, tagging `closed_by` with `reason`; return their ids.
+    """
+    client = MlflowClient()
+    where = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+    runs = client.search_runs([experiment_id], f"{where} and attributes.status = 'RUNNING'")
+    for run in runs:
+        client.set_tag(run.info.run_id, "closed_by", reason)
+        client.set_terminated(run.info.run_id, status)
+    return [run.info.run_id for run in runs]
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
