@@ -37,9 +37,10 @@ OPEN = [StateType.RUNNING, StateType.PENDING]
 
 
 def close_earlier_attempts(flow_run_id: str, attempt: int, experiment_id: str) -> dict[str, int]:
-    """Mark the flow runs and task runs that earlier attempts of pipeline flow run
-    `flow_run_id` left Running or Pending as Crashed, and end its MLflow parent runs still
-    RUNNING as FAILED, each with a message saying so. Returns how many of each it closed."""
+    """Mark the flow runs that earlier attempts of pipeline flow run `flow_run_id` left Running
+    or Pending, and the task runs of those and of the pipeline run, as Crashed, and end its
+    MLflow parent runs still RUNNING as FAILED, each with a message saying so. Returns how many
+    of each it closed."""
     closed = {"flow_runs": 0, "task_runs": 0, "mlflow_runs": 0}
     if attempt <= 1:
         return closed
@@ -66,9 +67,9 @@ def close_earlier_attempts(flow_run_id: str, attempt: int, experiment_id: str) -
         for run in leftovers.values():
             client.set_flow_run_state(run.id, Crashed(message=message), force=True)
             logger.warning("flow run %s (%s) was %s: %s", run.name, run.id, run.state_name, message)
-        task_runs = client.read_task_runs(
+        task_runs = client.read_task_runs(  # its own and those of the flow runs just closed
             task_run_filter=TaskRunFilter(
-                flow_run_id=TaskRunFilterFlowRunId(any_=[run_uuid]),
+                flow_run_id=TaskRunFilterFlowRunId(any_=[run_uuid, *leftovers]),
                 state=TaskRunFilterState(type=TaskRunFilterStateType(any_=OPEN)),
             )
         )

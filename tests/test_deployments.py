@@ -342,11 +342,14 @@ def test_a_retried_pipeline_closes_what_its_killed_attempt_left_open(deployed, t
     stage = _flow_run(prefect, "train", "RUNNING", [pipeline_tag(pipeline)])
     done = _flow_run(prefect, "validate", "COMPLETED", [pipeline_tag(pipeline)])
     other = _flow_run(prefect, "train", "RUNNING", [pipeline_tag(str(uuid.uuid4()))])
-    dvc_task = prefect.post(
-        "/task_runs/",
-        {"flow_run_id": pipeline, "task_key": "dvc", "dynamic_key": "0", "name": "dvc-0",
-         "state": {"type": "RUNNING"}},
-    )["id"]  # fmt: skip
+    dvc_task, train_task = (
+        prefect.post(
+            "/task_runs/",
+            {"flow_run_id": run, "task_key": key, "dynamic_key": "0", "name": f"{key}-0",
+             "state": {"type": "RUNNING"}},
+        )["id"]
+        for run, key in ((pipeline, "dvc"), (stage, "train"))
+    )  # fmt: skip
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = mlflow.create_experiment("attempts")
     client = mlflow.MlflowClient()
@@ -360,12 +363,13 @@ def test_a_retried_pipeline_closes_what_its_killed_attempt_left_open(deployed, t
     with temporary_settings({PREFECT_API_URL: prefect.url}):
         assert attempt(1) == {"flow_runs": 0, "task_runs": 0, "mlflow_runs": 0}
         assert prefect.get(f"/flow_runs/{stage}")["state"]["type"] == "RUNNING"
-        assert attempt(2) == {"flow_runs": 1, "task_runs": 1, "mlflow_runs": 1}
+        assert attempt(2) == {"flow_runs": 1, "task_runs": 2, "mlflow_runs": 1}
 
     state = prefect.get(f"/flow_runs/{stage}")["state"]
     assert state["type"] == "CRASHED"
     assert pipeline in state["message"] and "attempt 2" in state["message"]
-    assert prefect.get(f"/task_runs/{dvc_task}")["state"]["type"] == "CRASHED"
+    for task_run in (dvc_task, train_task):
+        assert prefect.get(f"/task_runs/{task_run}")["state"]["type"] == "CRASHED"
     assert prefect.get(f"/flow_runs/{done}")["state"]["type"] == "COMPLETED"
     assert prefect.get(f"/flow_runs/{other}")["state"]["type"] == "RUNNING"
     assert client.get_run(killed).info.status == "FAILED"
