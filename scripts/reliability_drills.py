@@ -1,25 +1,37 @@
 """Reliability drills of the team deployment, against a real stack on this machine.
 
-Two drills, both with the servers of `tracealign.team.TeamStack` running (PostgreSQL, moto S3,
-MLflow with basic auth, Prefect):
+Three drills, with the servers of `tracealign.team.TeamStack` running (PostgreSQL, moto S3,
+MLflow with basic auth, Prefect with the zombie automation of infra/prefect-automations.yaml):
 
 worker-kill   Deploy `tracealign-pipeline/pipeline` (infra/prefect.yaml) from a checkout, start a
-              process worker on the `cpu` pool, run the micro pipeline (SFT only) through the
-              deployment, SIGKILL the worker's process group (and then every process it
-              started: the host is gone) once SFT has written its first checkpoint, mark the
-              orphaned flow run CRASHED (what the server's zombie detection would do), start a
-              new worker and retry the same flow run. Then check from the servers: one MLflow
-              run per stage, FINISHED; the SFT run resumed (same run id, all steps logged);
-              artifacts present; one model version per checkpoint digest, `champion` on the
-              version the checkout's reports/registry.json names; Prefect states.
+              process worker on the `cpu` pool and run the micro pipeline (SFT only) through the
+              deployment. Kill it twice mid-SFT, retrying the same flow run after each:
+              A. the worker dies: SIGKILL of its process group, then of the flow-run process
+                 (it has a session of its own); DVC and the stage must die with it (lifeline),
+                 nothing may outlive its parent.
+              B. the host is lost: SIGKILL of every process of the run at once, leaves first, so
+                 that none can report; the run's stage flow run, task runs and MLflow parent run
+                 stay open until the retry closes them. A bare flow run killed alongside checks
+                 that the zombie automation crashes what nobody retries.
+              Then check from the servers: no Prefect run left open; one MLflow run per stage,
+              FINISHED; the SFT run resumed twice (same run id, every step logged) and nested
+              under the FINISHED parent run; one model version per checkpoint digest, aliases as
+              reports/registry.json says; no second writer refused by a stage lock.
 concurrent    Two pipeline runs started at once, each in its own checkout, against the same
-              servers; then two deployment runs started at once in ONE checkout, which the
-              deployment's concurrency limit (1, ENQUEUE) must serialise.
+              servers: their registrations must not overlap (Prefect global concurrency limit)
+              and each registry.json must agree with the server or be explained by the other's
+              later registration.
+same-checkout Two deployment runs started at once in ONE checkout, which the deployment's
+              concurrency limit (1, ENQUEUE) must serialise.
 
-    .venv/bin/python scripts/reliability_drills.py                 # both drills, temp dir
+Every flow run of the drills heartbeats every HEARTBEAT_S seconds and the automation's window
+is ZOMBIE_WINDOW_S (the team defaults, 180 s and 600 s, would make the drill wait 10 minutes).
+
+    .venv/bin/python scripts/reliability_drills.py                 # all drills, temp dir
     .venv/bin/python scripts/reliability_drills.py --drills worker-kill --keep --workdir /tmp/d
 
-Prints a JSON summary (figures and the problems found); exit code 0 when no problem was found.
+The checkouts are clones of the repository's committed HEAD. Prints a JSON summary (figures
+and the problems found); exit code 0 when no problem was found.
 """
 
 from __future__ import annotations
@@ -36,12 +48,13 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -60,8 +73,26 @@ from tracealign.team.stack import DVC_BUCKET, MLFLOW_BUCKET  # noqa: E402
 
 DEPLOYMENT = "tracealign-pipeline/pipeline"
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-# SFT long enough that a checkpoint exists well before the stage ends (save_steps is 2 in micro).
-SFT_STEPS = 12
+OPEN = ["RUNNING", "PENDING"]
+# SFT long enough to be killed twice mid-run even on an idle machine (~0.1 s a step; micro saves
+# a checkpoint every 2 steps).
+SFT_STEPS = 120
+HEARTBEAT_S = 30
+ZOMBIE_WINDOW_S = 90
+STAGE_LOCK_REFUSAL = "is already running ("
+STAGE_EXIT_S = 30  # how long a stage may take to end its runs after its parent died
+# A flow run on its own (no deployment, like the stage flows DVC starts), to be lost with the host.
+BARE_FLOW = "drill-lost-with-host"
+BARE_FLOW_CODE = f"""
+import time
+from prefect import flow
+
+@flow(name={BARE_FLOW!r})
+def wait():
+    time.sleep(3600)
+
+wait()
+"""
 
 
 class Prefect:
@@ -86,9 +117,9 @@ class Prefect:
     def flow_run(self, run_id: str) -> dict:
         return self.get(f"/flow_runs/{run_id}")
 
-    def flow_runs(self) -> list[dict]:
+    def flow_runs(self, flow_runs_filter: dict | None = None) -> list[dict]:
         flows = {f["id"]: f["name"] for f in self.post("/flows/filter", {"limit": 200})}
-        runs = self.post("/flow_runs/filter", {"limit": 200, "sort": "START_TIME_ASC"})
+        body = {"limit": 200, "sort": "START_TIME_ASC", "flow_runs": flow_runs_filter or {}}
         return [
             {
                 "id": r["id"],
@@ -96,11 +127,44 @@ class Prefect:
                 "name": r["name"],
                 "state": r["state_type"],
                 "state_name": r["state_name"],
+                "message": (r.get("state") or {}).get("message"),
                 "run_count": r["run_count"],
                 "deployment": bool(r.get("deployment_id")),
+                "tags": r["tags"],
             }
-            for r in runs
+            for r in self.post("/flow_runs/filter", body)
         ]
+
+    def heartbeats(self, flow_run_id: str) -> int:
+        body = {
+            "filter": {
+                "event": {"name": ["prefect.flow-run.heartbeat"]},
+                "resource": {"id": [f"prefect.flow-run.{flow_run_id}"]},
+            },
+            "limit": 50,
+        }
+        return int(self.post("/events/filter", body)["total"])
+
+    def open_task_runs(self) -> list[dict]:
+        body = {"task_runs": {"state": {"type": {"any_": OPEN}}}}
+        return [
+            {"name": t["name"], "state": t["state_name"], "flow_run": t["flow_run_id"]}
+            for t in self.post("/task_runs/filter", body)
+        ]
+
+    def wait_for_flow_run(self, flow: str, timeout_s: float) -> dict:
+        """The first Running flow run of `flow`, once there is one."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            body = {
+                "flows": {"name": {"any_": [flow]}},
+                "flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}},
+            }
+            if found := self.post("/flow_runs/filter", body):
+                return found[0]
+            if time.monotonic() > deadline:
+                raise StackError(f"no Running flow run of {flow} after {timeout_s}s")
+            time.sleep(1.0)
 
     def run_deployment(self, parameters: dict) -> str:
         deployment = self.get(f"/deployments/name/{DEPLOYMENT}")
@@ -122,6 +186,11 @@ class Prefect:
             if time.monotonic() > deadline:
                 raise StackError(f"flow run {run_id} still {run['state_name']} after {timeout_s}s")
             time.sleep(1.0)
+
+
+def drill_env(stack: TeamStack, checkout: Path) -> dict[str, str]:
+    """The pipeline's environment, with the drill's heartbeat (see ZOMBIE_WINDOW_S)."""
+    return pipeline_env(stack, checkout) | {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_S)}
 
 
 def _cli(argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> str:
@@ -162,27 +231,56 @@ class Worker:
         except psutil.NoSuchProcess:
             return []
 
-    def kill(self, observe: Callable[[], Any] | None = None) -> dict[str, Any]:
-        """SIGKILL the worker's process group; report which of its descendants outlived it
-        (the flow-run process gets its own session), then SIGKILL those one by one by pid."""
-        descendants = self.tree()
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
+    def lose_worker(self) -> dict[str, Any]:
+        """Drill A: SIGKILL the worker's process group, then the flow-run process if it outlived
+        it (a session of its own). Its descendants must then end by themselves (a stage ends
+        its Prefect and MLflow runs on the way out): whatever is still alive STAGE_EXIT_S later
+        has outlived its parent; report it, then SIGKILL it by pid."""
+        tree = {p.pid: (p, " ".join(p.cmdline()[:4])) for p in self.tree()}
+        engines = [pid for pid, (p, _) in tree.items() if p.ppid() == self.process.pid]
+        os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
         time.sleep(3)
-        survivors = [p for p in descendants if p.is_running() and p.status() != "zombie"]
-        names = [" ".join(p.cmdline()[:4]) for p in survivors]
-        seen = observe() if observe is not None else None
-        for process in survivors:
+        outlived_worker = [cmd for p, cmd in tree.values() if _alive(p)]
+        for pid in engines:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                tree[pid][0].kill()
+        engine_gone = time.monotonic()
+        children = [p for pid, (p, _) in tree.items() if pid not in engines]
+        while (alive := [p for p in children if _alive(p)]) and (
+            time.monotonic() - engine_gone < STAGE_EXIT_S
+        ):
+            time.sleep(0.2)
+        names = [tree[p.pid][1] for p in alive]
+        for process in alive:
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
-        psutil.wait_procs(survivors, timeout=30)
         self.handle.close()
         return {
-            "descendants": len(descendants),
-            "outlived_worker_group": names,
-            "observed_while_orphans_ran": seen,
+            "processes": len(tree),
+            "outlived_the_worker_3s": outlived_worker,
+            "children_gone_after_s": round(time.monotonic() - engine_gone, 1),
+            "outlived_their_parent": names,
         }
+
+    def lose_host(self, also: list[int]) -> dict[str, Any]:
+        """Drill B: SIGKILL every process of the run at once, leaves first, so that none of them
+        can report anything (no SIGTERM handling, no parent-death signal reaches a live one)."""
+        tree = self.tree()
+        depth = {p.pid: len(p.parents()) for p in tree}
+        doomed = [
+            *(psutil.Process(pid) for pid in also),
+            *sorted(tree, key=lambda p: -depth[p.pid]),
+        ]
+        names = [" ".join(p.cmdline()[:4]) for p in doomed]
+        for process in doomed:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+        psutil.wait_procs(doomed, timeout=30)
+        self.handle.close()
+        return {"killed": names}
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -198,6 +296,13 @@ class Worker:
                     process.kill()
         if not self.handle.closed:
             self.handle.close()
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def mlflow_view(stack: TeamStack) -> dict[str, Any]:
@@ -219,6 +324,9 @@ def mlflow_view(stack: TeamStack) -> dict[str, Any]:
                 "status": run.info.status,
                 "stage": run.data.tags.get("stage"),
                 "parent": run.data.tags.get("mlflow.parentRunId"),
+                "earlier_parents": run.data.tags.get("resumed.from_parents"),
+                "closed_by": run.data.tags.get("closed_by"),
+                "attempt": run.data.tags.get("prefect.flow_run_attempt"),
                 "artifacts": sorted(a.path for a in client.list_artifacts(run.info.run_id)),
                 "loss_steps": sorted({m.step for m in history}),
             }
@@ -264,19 +372,40 @@ def setup_deployment(stack: TeamStack, checkout: Path, env: dict[str, str]) -> N
         checkout,
         env,
     )
+    automation = yaml.safe_load((checkout / "infra" / "prefect-automations.yaml").read_text())
+    automation["trigger"]["within"] = ZOMBIE_WINDOW_S
+    _cli(["automation", "create", "--from-json", json.dumps(automation)], checkout, env)
 
 
-def worker_kill_drill(stack: TeamStack, workdir: Path, problems: list[str]) -> dict[str, Any]:
-    """Kill the worker mid-SFT, mark the run CRASHED, retry it on a fresh worker, check."""
-    report: dict[str, Any] = {}
+def _steps(runs_dir: Path) -> list[int]:
+    return sorted(int(p.name.rpartition("-")[2]) for p in runs_dir.glob("checkpoint-*"))
+
+
+def _retry(prefect: Prefect, run_id: str, why: str) -> dict[str, Any]:
+    """What a person does in the UI: mark the run Crashed if it still shows Running (its
+    machine is gone; the zombie automation would do it too, later), then Retry it."""
+    run = prefect.flow_run(run_id)
+    seen = {"state": run["state_name"], "message": (run["state"] or {}).get("message")}
+    if run["state_type"] not in TERMINAL:
+        prefect.set_state(run_id, "CRASHED", "Crashed", why)
+        seen["marked_crashed_by_drill"] = True
+    prefect.set_state(run_id, "SCHEDULED", "AwaitingRetry", f"retry: {why}")
+    return seen
+
+
+def worker_kill_drill(
+    stack: TeamStack, workdir: Path, problems: list[str], report: dict[str, Any]
+) -> None:
+    """Lose the worker mid-SFT and retry; lose the host mid-SFT and retry; check."""
     checkout = workdir / "worker-kill" / "repo"
-    env = pipeline_env(stack, checkout)
+    env = drill_env(stack, checkout)
     prepare_checkout(stack, REPO_ROOT, checkout, env)
     setup_deployment(stack, checkout, env)
     prefect = Prefect(stack)
     logs = checkout.parent / "logs"
-    worker = Worker(checkout, env, logs / "worker-1.log")
-    second: Worker | None = None
+    runs_dir = checkout / "models" / ".runs" / "sft"
+    workers = [Worker(checkout, env, logs / "worker-1.log")]
+    bare: subprocess.Popen | None = None
     try:
         t0 = time.monotonic()
         run_id = prefect.run_deployment(
@@ -288,26 +417,53 @@ def worker_kill_drill(stack: TeamStack, workdir: Path, problems: list[str]) -> d
             }
         )
         report["flow_run_id"] = run_id
-        runs_dir = checkout / "models" / ".runs" / "sft"
-        report["first_checkpoint_after_s"] = round(
-            _wait_for(lambda: any(runs_dir.glob("checkpoint-*")), 900, "an SFT checkpoint"), 1
+        stage_filter = {"tags": {"all_": [f"tracealign-pipeline:{run_id}"]}}
+
+        # A: the worker (and its flow-run process) dies; the host lives on.
+        report["A_first_checkpoint_after_s"] = round(
+            _wait_for(lambda: _steps(runs_dir), 900, "an SFT checkpoint"), 1
         )
-        report["checkpoints_at_kill"] = sorted(p.name for p in runs_dir.glob("checkpoint-*"))
-        report["sft_final_existed_at_kill"] = (checkout / "models" / "sft" / "config.json").exists()
-        killed_at = time.monotonic()
-        report["kill"] = worker.kill(lambda: prefect.flow_run(run_id)["state_name"])
+        report["A_checkpoints_at_kill"] = _steps(runs_dir)
+        report["A_kill"] = workers[0].lose_worker()
+        if report["A_kill"]["outlived_their_parent"]:
+            problems.append(
+                f"worker-kill: outlived their parent: {report['A_kill']['outlived_their_parent']}"
+            )
+        report["A_stage_runs_after_kill"] = [
+            f"{r['flow']}:{r['state_name']}" for r in prefect.flow_runs(stage_filter)
+        ]
+        seen_stage_runs = {r["id"] for r in prefect.flow_runs(stage_filter)}
+        newest = _steps(runs_dir)[-1:]
+        bare = subprocess.Popen(
+            [sys.executable, "-c", BARE_FLOW_CODE],
+            cwd=checkout,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        report["A_retry"] = _retry(prefect, run_id, "worker lost")
+        workers.append(Worker(checkout, env, logs / "worker-2.log"))
+
+        # B: the host is lost during the retry's SFT, the bare flow run with it.
+        def retried_sft_running() -> bool:
+            running = prefect.flow_runs(stage_filter | {"state": {"type": {"any_": ["RUNNING"]}}})
+            ours = [r for r in running if r["flow"] == "train" and r["id"] not in seen_stage_runs]
+            return bool(ours) and _steps(runs_dir)[-1:] > newest
+
+        _wait_for(retried_sft_running, 900, "the retry's SFT past its first checkpoint", 1.0)
+        bare_run = prefect.wait_for_flow_run(BARE_FLOW, 120)
+        report["B_checkpoints_at_kill"] = _steps(runs_dir)
+        report["B_kill"] = workers[1].lose_host(also=[bare.pid])
+        lost_at = datetime.now(UTC)
         time.sleep(2)
-        state = prefect.flow_run(run_id)
-        report["state_after_kill"] = state["state_name"]
-        report["state_message_after_kill"] = state["state"]["message"] if state["state"] else None
-        if state["state_type"] not in TERMINAL:
-            # Nothing is left to report on the run: the server's zombie detection (a flow-run
-            # heartbeat automation) would mark it Crashed; do the same now, without waiting.
-            prefect.set_state(run_id, "CRASHED", "Crashed", "worker and flow-run process killed")
-            report["marked_crashed_by_drill"] = True
-        # The UI's "Retry": back to Scheduled (AwaitingRetry) on the same flow run.
-        prefect.set_state(run_id, "SCHEDULED", "AwaitingRetry", "retry after worker loss")
-        second = Worker(checkout, env, logs / "worker-2.log")
+        report["B_left_open"] = [
+            f"{r['flow']}/{r['name']}:{r['state_name']}"
+            for r in prefect.flow_runs({"state": {"type": {"any_": OPEN}}})
+        ]
+        report["B_task_runs_left_open"] = prefect.open_task_runs()
+        killed_at = time.monotonic()
+        report["B_retry"] = _retry(prefect, run_id, "host lost")
+        workers.append(Worker(checkout, env, logs / "worker-3.log"))
         final = prefect.wait(run_id, TERMINAL, 900)
         report["retry_to_end_s"] = round(time.monotonic() - killed_at, 1)
         report["total_s"] = round(time.monotonic() - t0, 1)
@@ -315,83 +471,154 @@ def worker_kill_drill(stack: TeamStack, workdir: Path, problems: list[str]) -> d
         report["run_count"] = final["run_count"]
         if final["state_type"] != "COMPLETED":
             problems.append(f"worker-kill: pipeline flow run ended {final['state_name']}")
-    finally:
-        worker.stop()
-        if second is not None:
-            second.stop()
 
-    view = mlflow_view(stack)
-    report["mlflow_runs"] = [
-        {k: r[k] for k in ("name", "status", "stage", "parent", "loss_steps", "artifacts")}
-        | {"id": r["id"][:8], "parent": (r["parent"] or "")[:8]}
-        for r in view["runs"]
-    ]
-    report["models"] = view["models"]
-    report["registry_json"] = _registry(checkout)
+        report["heartbeats_received"] = {
+            "pipeline": prefect.heartbeats(run_id),
+            BARE_FLOW: prefect.heartbeats(bare_run["id"]),
+        }
+        # Nobody retries the bare flow run: the zombie automation must crash it.
+        zombie = prefect.wait(bare_run["id"], TERMINAL, ZOMBIE_WINDOW_S + 4 * HEARTBEAT_S)
+        crashed_at = datetime.fromisoformat(zombie["state"]["timestamp"])
+        report["zombie_automation"] = {
+            "state": zombie["state_name"],
+            "message": zombie["state"]["message"],
+            "after_host_loss_s": round((crashed_at - lost_at).total_seconds(), 1),
+        }
+        if zombie["state_type"] != "CRASHED" or "No heartbeat" not in (
+            zombie["state"]["message"] or ""
+        ):
+            problems.append(f"worker-kill: zombie automation: {report['zombie_automation']}")
+    finally:
+        for worker in workers:
+            worker.stop()
+        if bare is not None and bare.poll() is None:
+            bare.kill()
+
     report["prefect_flow_runs"] = prefect.flow_runs()
-    report["s3"] = {
-        "mlflow_artifacts": len(_s3_keys(stack, MLFLOW_BUCKET)),
-        "dvc_objects": len(_s3_keys(stack, DVC_BUCKET)),
-    }
     stuck = [
         f"{r['flow']}/{r['name']}:{r['state_name']}"
         for r in report["prefect_flow_runs"]
         if r["state"] not in TERMINAL
     ]
     if stuck:
-        problems.append(f"worker-kill: Prefect flow runs left non-terminal: {stuck}")
+        problems.append(f"worker-kill: Prefect flow runs left open: {stuck}")
+    if open_tasks := prefect.open_task_runs():
+        problems.append(f"worker-kill: Prefect task runs left open: {open_tasks}")
+    closed = [
+        f"{r['flow']}/{r['name']}"
+        for r in report["prefect_flow_runs"]
+        if (r["message"] or "").startswith("Left open by an earlier attempt")
+    ]
+    report["closed_by_the_retry"] = closed
+    if not closed:
+        problems.append("worker-kill: the retry closed no stage run of the lost host's attempt")
+    refusals = [
+        line.strip()
+        for log in logs.glob("worker-*.log")
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+        if STAGE_LOCK_REFUSAL in line
+    ]
+    report["stage_lock_refusals"] = refusals
+    if refusals:
+        problems.append(f"worker-kill: a second writer of a stage was started: {refusals[:2]}")
+
+    view = mlflow_view(stack)
+    report["mlflow_runs"] = [
+        {k: r[k] for k in ("name", "status", "stage", "loss_steps", "artifacts", "attempt")}
+        | {
+            "id": r["id"][:8],
+            "parent": (r["parent"] or "")[:8],
+            "earlier_parents": [p[:8] for p in (r["earlier_parents"] or "").split(",") if p],
+            "closed_by_retry": bool(r["closed_by"]),
+        }
+        for r in view["runs"]
+    ]
+    report["models"] = view["models"]
+    report["registry_json"] = _registry(checkout)
+    report["s3"] = {
+        "mlflow_artifacts": len(_s3_keys(stack, MLFLOW_BUCKET)),
+        "dvc_objects": len(_s3_keys(stack, DVC_BUCKET)),
+    }
     parents = [r for r in view["runs"] if r["stage"] == "pipeline"]
-    report["pipeline_parent_runs"] = [(r["id"][:8], r["status"]) for r in parents]
+    report["pipeline_parent_runs"] = [(r["id"][:8], r["attempt"], r["status"]) for r in parents]
+    finished = [r["id"] for r in parents if r["status"] == "FINISHED"]
+    if len(finished) != 1 or any(r["status"] not in {"FINISHED", "FAILED"} for r in parents):
+        problems.append(f"worker-kill: pipeline parent runs {report['pipeline_parent_runs']}")
     stage_runs = [r for r in view["runs"] if r["stage"] != "pipeline"]
     duplicated = [n for n, c in Counter(r["name"] for r in stage_runs).items() if c > 1]
     if duplicated:
         problems.append(f"worker-kill: duplicated MLflow stage runs {duplicated}")
-    # The killed attempt's parent run may end FAILED (that attempt failed); stage runs may not.
     not_finished = [(r["name"], r["status"]) for r in stage_runs if r["status"] != "FINISHED"]
-    if not any(p["status"] == "FINISHED" for p in parents):
-        problems.append(f"worker-kill: no FINISHED pipeline parent run: {parents}")
     if not_finished:
         problems.append(f"worker-kill: MLflow runs not FINISHED: {not_finished}")
-    sft = [r for r in stage_runs if r["stage"] == "sft" or (r["name"] or "").startswith("sft")]
-    if sft and sft[0]["loss_steps"] and sft[0]["loss_steps"][-1] < SFT_STEPS:
-        problems.append(f"worker-kill: SFT run logged steps {sft[0]['loss_steps']}")
-    _check_registry(view, [report["registry_json"]], problems, "worker-kill")
-    return report
+    orphaned = [r["name"] for r in stage_runs if r["parent"] not in finished]
+    if orphaned:
+        problems.append(f"worker-kill: stage runs not under the FINISHED parent run: {orphaned}")
+    for sft in (r for r in stage_runs if r["name"] == "train-sft"):
+        earlier = [p for p in (sft["earlier_parents"] or "").split(",") if p]
+        if sft["loss_steps"][:1] != [1] or sft["loss_steps"][-1:] != [SFT_STEPS]:
+            problems.append(f"worker-kill: SFT run logged steps {sft['loss_steps']}")
+        if sorted(earlier) != sorted(r["id"] for r in parents if r["id"] not in finished):
+            problems.append(f"worker-kill: SFT run's earlier parents {earlier} vs {parents}")
+    report["registry_check"] = _check_registry(
+        view, [report["registry_json"]], problems, "worker-kill"
+    )
 
 
-def _check_registry(view: dict, registries: list[dict], problems: list[str], drill: str) -> None:
+def _check_registry(
+    view: dict, registries: list[dict], problems: list[str], drill: str
+) -> dict[str, Any]:
+    """registry.json against the server: each registration's read-back (inside its lock) shows
+    the alias it set; registrations of the model never held the lock at once; an alias the
+    server no longer gives to the version a registry.json names was moved by a later
+    registration; the last registration's read-back is what the server says now."""
     if not view["models"]:
         problems.append(f"{drill}: no registered model")
-        return
-    for model in view["models"]:
-        digests = [v["digest"] for v in model["versions"].values()]
-        if len(digests) != len(set(digests)):
-            problems.append(f"{drill}: {model['name']} has two versions of one checkpoint")
-        for reg in registries:
-            for method, outcome in reg.get("versions", {}).items():
-                alias = outcome.get("alias")
-                if alias and model["aliases"].get(alias) != str(outcome.get("version")):
-                    problems.append(
-                        f"{drill}: registry.json says {method} v{outcome.get('version')} is "
-                        f"{alias}, the server's {alias} is v{model['aliases'].get(alias)}"
-                    )
-        champion = model["aliases"].get("champion")
-        named = {
-            str(o.get("version"))
-            for reg in registries
-            for o in reg.get("versions", {}).values()
-            if o.get("alias") == "champion"
-        }
-        if champion is None or (named and champion not in named):
-            problems.append(f"{drill}: champion alias {champion} vs registry.json {named}")
+        return {}
+    [model] = view["models"]
+    digests = [v["digest"] for v in model["versions"].values()]
+    if len(digests) != len(set(digests)):
+        problems.append(f"{drill}: {model['name']} has two versions of one checkpoint")
+    claims = [
+        (o["lock"]["acquired_at"], o["lock"]["released_at"], method, o)
+        for reg in registries
+        for method, o in reg.get("versions", {}).items()
+        if o.get("lock")
+    ]
+    claims.sort(key=lambda c: c[0])
+    for (_, released, *_), (acquired, *_) in zip(claims, claims[1:], strict=False):
+        if acquired < released:
+            problems.append(f"{drill}: two registrations held the lock at once: {claims}")
+    for position, (_, _, method, o) in enumerate(claims):
+        version, alias = str(o["version"]), o["alias"]
+        if o["aliases_after"].get(alias) != version:
+            problems.append(f"{drill}: {method} v{version} set {alias}, read back {o}")
+        later = {c[3]["alias"] for c in claims[position + 1 :]}
+        if model["aliases"].get(alias) != version and alias not in later:
+            problems.append(
+                f"{drill}: registry.json says {method} v{version} is {alias}, the server's "
+                f"{alias} is v{model['aliases'].get(alias)} and no later registration set it"
+            )
+    if claims and claims[-1][3]["aliases_after"] != model["aliases"]:
+        problems.append(f"{drill}: last read-back {claims[-1][3]['aliases_after']} vs server")
+    if "champion" not in model["aliases"]:
+        problems.append(f"{drill}: no champion")
+    return {
+        "server_aliases": model["aliases"],
+        "registrations_in_lock_order": [
+            {"version": o["version"], "alias": o["alias"], "lock": [a[11:23], r[11:23]]}
+            for a, r, _, o in claims
+        ],
+    }
 
 
-def concurrent_drill(stack: TeamStack, workdir: Path, problems: list[str]) -> dict[str, Any]:
-    """Two pipelines at once in two checkouts; then two deployment runs at once in one."""
-    report: dict[str, Any] = {}
+def concurrent_drill(
+    stack: TeamStack, workdir: Path, problems: list[str], report: dict[str, Any]
+) -> None:
+    """Two pipelines at once in two checkouts, against the same servers."""
     before = {r["id"] for r in mlflow_view(stack)["runs"]}
     checkouts = [workdir / f"concurrent-{i}" / "repo" for i in (1, 2)]
-    envs = [pipeline_env(stack, c) for c in checkouts]
+    envs = [drill_env(stack, c) for c in checkouts]
     for checkout, env in zip(checkouts, envs, strict=True):
         prepare_checkout(stack, REPO_ROOT, checkout, env)
     args = ["--profile", "micro", "--push-data", "--methods", "sft"]
@@ -440,22 +667,22 @@ def concurrent_drill(stack: TeamStack, workdir: Path, problems: list[str]) -> di
         for v in m["versions"].values()
         if v["run_id"] in {r["id"] for r in new}
     }
-    _check_registry(view, registries, problems, "concurrent")
+    report["registry_check"] = _check_registry(view, registries, problems, "concurrent")
     digests = [(c / "models" / "sft" / "config.json").is_file() for c in checkouts]
     report["each_checkout_has_its_model"] = digests
     report["s3"] = {
         "mlflow_artifacts": len(_s3_keys(stack, MLFLOW_BUCKET)),
         "dvc_objects": len(_s3_keys(stack, DVC_BUCKET)),
     }
-    return report
 
 
-def same_checkout_drill(stack: TeamStack, workdir: Path, problems: list[str]) -> dict[str, Any]:
+def same_checkout_drill(
+    stack: TeamStack, workdir: Path, problems: list[str], report: dict[str, Any]
+) -> None:
     """Two runs of the deployment at once in the worker-kill drill's checkout: the second must
     wait (AwaitingConcurrencySlot) until the first ends."""
-    report: dict[str, Any] = {}
     checkout = workdir / "worker-kill" / "repo"
-    env = pipeline_env(stack, checkout)
+    env = drill_env(stack, checkout)
     prefect = Prefect(stack)
     params = {"profile": "micro", "methods": ["sft"], "overrides": {"train.seed": 7}}
     worker = Worker(checkout, env, checkout.parent / "logs" / "worker-same.log")
@@ -489,7 +716,6 @@ def same_checkout_drill(stack: TeamStack, workdir: Path, problems: list[str]) ->
             problems.append(f"same-checkout: {report['final']}")
     finally:
         worker.stop()
-    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -523,12 +749,12 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.drills:
             if name == "same-checkout" and "worker-kill" not in args.drills:
                 checkout = workdir / "worker-kill" / "repo"
-                env = pipeline_env(stack, checkout)
+                env = drill_env(stack, checkout)
                 prepare_checkout(stack, REPO_ROOT, checkout, env)
                 setup_deployment(stack, checkout, env)
             drill_start = time.monotonic()
             try:
-                summary[name] = drills[name](stack, workdir, problems)
+                drills[name](stack, workdir, problems, summary.setdefault(name, {}))
             except (StackError, subprocess.TimeoutExpired, httpx.HTTPError) as exc:
                 problems.append(f"{name}: {exc}")
             summary.setdefault(name, {})["drill_s"] = round(time.monotonic() - drill_start, 1)
