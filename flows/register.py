@@ -11,20 +11,15 @@ model are serialised across pipelines by a Prefect global concurrency limit.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
-from prefect import flow, get_client, task
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectAlreadyExists
+from prefect import flow, task
 
 from flows._stage import parent_run_id, run_from_command_line, user_errors_fail_cleanly
 from tasks.artifacts import publish_markdown, publish_table
+from tasks.locks import promotion_lock, utc_timestamp
 from tracealign.config import load_params, load_section
 from tracealign.evaluation.settings import load_evaluation_settings
 from tracealign.io import write_json
@@ -40,8 +35,6 @@ from tracealign.tracking.registry import (
 from tracealign.training.errors import TrainingSetupError
 
 METHOD_ORDER = ("sft", "dpo", "iopo", "cgpo")
-LOCK_WAIT_S = 1800
-"""How long a registration waits for another pipeline's registration of the same model."""
 
 
 def candidates(
@@ -74,27 +67,6 @@ def registration_rows(versions: dict[str, dict]) -> list[dict]:
         }
         for method, outcome in versions.items()
     ]
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-@contextlib.contextmanager
-def promotion_lock(model_name: str, held: dict[str, str]) -> Iterator[None]:
-    """One registration of `model_name` at a time, across processes and machines: a Prefect
-    global concurrency limit of 1 named after the model (created on first use). Two pipelines
-    on one registry otherwise read the same champion and both move an alias. The slot is a
-    lease the server frees if this process dies. `held` receives the lock's name and times."""
-    name = f"mlflow-registry-{model_name}"
-    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
-        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-    with concurrency(name, occupy=1, timeout_seconds=LOCK_WAIT_S, strict=True):
-        held.update(name=name, acquired_at=_now())
-        try:
-            yield
-        finally:
-            held["released_at"] = _now()
 
 
 @task(name="register-model", retries=2, retry_delay_seconds=10)
@@ -151,7 +123,7 @@ def register_flow(
         # What the server says now; another pipeline may move an alias later (see each
         # version's aliases_after and lock times for what this run set and when).
         "aliases": model_aliases(settings.model_name),
-        "aliases_read_at": _now(),
+        "aliases_read_at": utc_timestamp(),
     }
     write_json(Path(out), report)
     publish_table(

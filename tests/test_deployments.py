@@ -382,7 +382,7 @@ def test_promotion_lock_serialises_registrations_across_processes(deployed):
     another process waits until the first one is done."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.register import promotion_lock
+    from tasks.locks import promotion_lock
 
     prefect, _, _ = deployed
     holder = subprocess.Popen(
@@ -390,7 +390,7 @@ def test_promotion_lock_serialises_registrations_across_processes(deployed):
             sys.executable,
             "-c",
             "import json, time\n"
-            "from flows.register import promotion_lock\n"
+            "from tasks.locks import promotion_lock\n"
             "held = {}\n"
             "with promotion_lock('lock-test', held):\n"
             "    print('held', flush=True); time.sleep(3)\n"
