@@ -72,8 +72,13 @@ def test_killed_run_resumes_same_mlflow_run(tmp_path: Path) -> None:
     (tmp_path / "data.dvc").write_text(
         "outs:\n- md5: feedfacefeedfacefeedfacefeedface.dir\n  path: data\n"
     )
-    settings = tiny_settings(
-        uri, str(tmp_path / "artifacts"), max_steps=6, log_system_metrics=True, log_checkpoint=True
+    settings = tiny_settings(  # sampled often: a fast machine finishes 3 steps within a second
+        uri,
+        str(tmp_path / "artifacts"),
+        max_steps=6,
+        log_system_metrics=True,
+        system_metrics_interval_s=0.1,
+        log_checkpoint=True,
     )
     models = tmp_path / "models"
     with pytest.raises(Interrupted):

@@ -105,6 +105,7 @@ def tiny_settings(
     learning_rate: float = 1e-3,
     batch_size: int = 4,
     log_system_metrics: bool = False,
+    system_metrics_interval_s: float = 1.0,
     log_checkpoint: bool = False,
     **train_overrides: object,
 ):
@@ -123,7 +124,7 @@ def tiny_settings(
         "mlflow": {
             "tracking_uri": tracking_uri,
             "artifact_location": artifact_location,
-            "system_metrics_interval_s": 1.0,
+            "system_metrics_interval_s": system_metrics_interval_s,
             "log_system_metrics": log_system_metrics,
             "log_checkpoint": log_checkpoint,
         },
