@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     val.add_argument("data_dir", type=Path, metavar="DIR", help="dataset directory")
     val.add_argument("--report", type=Path, help="where to write Data Docs and results.json")
-    val.add_argument("--workers", type=_positive, help="processes for rule verification")
+    val.add_argument("--workers", type=_positive, help="processes that read and verify the files")
     val.add_argument(
         "--share-tolerance",
         type=float,

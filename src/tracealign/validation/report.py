@@ -49,7 +49,8 @@ def print_report(report: ValidationReport, console: Console | None = None) -> No
             )
             table.add_row(*(escape(cell) for cell in cells))
         console.print(table)
-    console.print(f"Data Docs: {report.docs_index}  results: {report.results_path}")
+    docs = f"Data Docs: {report.docs_index}  " if report.docs_index.is_file() else ""
+    console.print(f"{docs}results: {report.results_path}")
 
 
 def report_markdown(report: ValidationReport) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -206,6 +207,8 @@ def validate_dataset(
     report.seconds = round(time.perf_counter() - started, 3)
     if data_docs:
         context.build_data_docs()
+    else:  # HTML of an earlier run beside these results would describe other data
+        shutil.rmtree(report.docs_index.parent, ignore_errors=True)
     write_json(report.results_path, {"summary": report.summary(), "suites": results})
     return report
 
