@@ -147,19 +147,7 @@ def scan_dataset(
     result = ScanResult()
     known: dict[bytes, ItemVerdicts] = {}
     for phase in PHASES:
-        files: list[tuple[str, str, Path]] = []
-        for split in SPLITS:
-            for artifact in phase:
-                if split not in splits and (split, artifact) != ("train", "instructions"):
-                    continue
-                path = data_dir / split / f"{artifact}.jsonl"
-                if not path.is_file():
-                    result.problems.append(DataFileError(path, "file not found"))
-                elif not path.stat().st_size:
-                    if (split, artifact) not in expected_empty:
-                        result.problems.append(DataFileError(path, "file is empty"))
-                else:
-                    files.append((split, artifact, path))
+        files = _phase_files(data_dir, phase, splits, expected_empty, result.problems)
         total = sum(path.stat().st_size for _, _, path in files)
         parallel = workers > 1 and total >= PARALLEL_BYTES
         size = (
@@ -179,9 +167,7 @@ def scan_dataset(
             result.calls += shard_result.calls
         for split, artifact, path in files:
             parts = [
-                (shard, part)
-                for shard, part in zip(shards, results, strict=True)
-                if shard.path == path
+                part for shard, part in zip(shards, results, strict=True) if shard.path == path
             ]
             frame = _assemble(split, artifact, path, parts, result.problems)
             if frame is None:
@@ -192,11 +178,35 @@ def scan_dataset(
     return result
 
 
+def _phase_files(
+    data_dir: Path,
+    phase: tuple[str, ...],
+    splits: Sequence[str],
+    expected_empty: frozenset[tuple[str, str]],
+    problems: list[DataFileError],
+) -> list[tuple[str, str, Path]]:
+    """(split, artifact, path) of the non-empty files a phase reads; a missing file, or an empty
+    one the manifest does not expect, goes to `problems`."""
+    files = []
+    for split in SPLITS:
+        for artifact in phase:
+            if split not in splits and (split, artifact) != ("train", "instructions"):
+                continue
+            path = data_dir / split / f"{artifact}.jsonl"
+            if not path.is_file():
+                problems.append(DataFileError(path, "file not found"))
+            elif path.stat().st_size:
+                files.append((split, artifact, path))
+            elif (split, artifact) not in expected_empty:
+                problems.append(DataFileError(path, "file is empty"))
+    return files
+
+
 def _assemble(
     split: str,
     artifact: str,
     path: Path,
-    parts: list[tuple[Shard, ShardResult]],
+    parts: list[ShardResult],
     problems: list[DataFileError],
 ) -> pd.DataFrame | None:
     """One frame from a file's shards, with absolute line numbers; None (and the problem
@@ -204,7 +214,7 @@ def _assemble(
     offset = 0
     columns: dict[str, list[Any]] = {}
     rows: list[int] = []
-    for _, part in parts:
+    for part in parts:
         if part.error is not None:
             line, reason = part.error
             problems.append(DataFileError(path, reason, line=offset + line))
