@@ -331,18 +331,17 @@ def test_sharded_parallel_scan_equals_a_single_pass(dataset, small_shards):
 
     # each distinct (constraint, response) check runs once: SFT responses and IOPO y1 are the
     # DPO chosen responses, and x2 shares most constraints with x1
-    frames = single.frames
-    full = sum(
-        int(frame[column].fillna(0).sum()) * weight
-        for key, column, weight in [
-            ("sft", "n_constraints", 1),  # an SFT row has its instruction's count
-            ("dpo", "n_constraints", 2),
-            ("iopo", "n_constraints_x1", 2),
-            ("iopo", "n_constraints_x2", 2),
-        ]
-        for split in ("train", "eval", "eval_ood")
-        if (frame := frames.get((split, "instructions" if key == "sft" else key))) is not None
-    )
+    weights = {  # (artifact, column): responses checked per row against that many constraints
+        ("instructions", "n_constraints"): 1,  # each instruction's SFT response
+        ("dpo", "n_constraints"): 2,  # chosen and rejected
+        ("iopo", "n_constraints_x1"): 2,  # y1 and y2 against x1
+        ("iopo", "n_constraints_x2"): 2,  # y1 and y2 against x2
+    }
+    full = 0
+    for (_, artifact), frame in single.frames.items():
+        for (weighted, column), weight in weights.items():
+            if artifact == weighted:
+                full += int(frame[column].fillna(0).sum()) * weight
     assert 0 < single.calls < 0.6 * full, (single.calls, full)
 
 
